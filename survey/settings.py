@@ -133,8 +133,9 @@ else:
             "NAME": VAR_DIR / "db.sqlite3",
             "CONN_MAX_AGE": 600,
             "CONN_HEALTH_CHECKS": True,
-            # Tests run on a real file too, so that threads share one database.
-            "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
+            # Tests run on a real file too, so that threads share one database;
+            # one file per process, so that two test runs never share it.
+            "TEST": {"NAME": VAR_DIR / f"test-{os.getpid()}.sqlite3"},
         }
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
