@@ -8,14 +8,25 @@ from survey.models import Participant, Post, Response, Survey, Topic
 
 @admin.register(Survey)
 class SurveyAdmin(admin.ModelAdmin):
-    list_display = ["title", "slug", "is_open", "is_default", "rounds_per_participant",
-                    "topic_count", "answered_count"]
+    list_display = [
+        "title",
+        "slug",
+        "is_open",
+        "is_default",
+        "rounds_per_participant",
+        "topic_count",
+        "answered_count",
+    ]
     list_editable = ["is_open"]
     prepopulated_fields = {"slug": ["title"]}
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(
-            topic_total=Count("topics", distinct=True),
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                topic_total=Count("topics", distinct=True),
+            )
         )
 
     @admin.display(description=_("topics"), ordering="topic_total")
@@ -45,19 +56,31 @@ def _render_body(body: str):
 
 @admin.register(Topic)
 class TopicAdmin(admin.ModelAdmin):
-    list_display = ["title", "survey", "language", "is_active", "is_sample", "post_count",
-                    "served_count", "answered_count"]
+    list_display = [
+        "title",
+        "survey",
+        "language",
+        "is_active",
+        "is_sample",
+        "post_count",
+        "served_count",
+        "answered_count",
+    ]
     list_filter = ["survey", "language", "is_active", "is_sample"]
     search_fields = ["title", "brief"]
     readonly_fields = ["served_count"]
     inlines = [PostInline]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(
-            post_total=Count("posts", distinct=True),
-            answered_total=Count(
-                "responses", filter=Q(responses__answered_at__isnull=False), distinct=True
-            ),
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                post_total=Count("posts", distinct=True),
+                answered_total=Count(
+                    "responses", filter=Q(responses__answered_at__isnull=False), distinct=True
+                ),
+            )
         )
 
     @admin.display(description=_("posts"), ordering="post_total")
@@ -75,15 +98,36 @@ class PostAdmin(admin.ModelAdmin):
     list_filter = ["author", "model", "topic__survey", "topic__language"]
     search_fields = ["topic__title", "model", "body"]
     list_select_related = ["topic"]
-    readonly_fields = ["word_count", "preview", "endpoint", "prompt", "parameters", "ttft_ms",
-                       "duration_ms", "completion_tokens", "tokens_per_second", "finish_reason"]
+    readonly_fields = [
+        "word_count",
+        "preview",
+        "endpoint",
+        "prompt",
+        "parameters",
+        "ttft_ms",
+        "duration_ms",
+        "completion_tokens",
+        "tokens_per_second",
+        "finish_reason",
+    ]
     fieldsets = [
         (None, {"fields": ["topic", "author", "model", "body", "word_count", "preview"]}),
-        (_("Generation record"), {
-            "classes": ["collapse"],
-            "fields": ["endpoint", "prompt", "parameters", "ttft_ms", "duration_ms",
-                       "completion_tokens", "tokens_per_second", "finish_reason"],
-        }),
+        (
+            _("Generation record"),
+            {
+                "classes": ["collapse"],
+                "fields": [
+                    "endpoint",
+                    "prompt",
+                    "parameters",
+                    "ttft_ms",
+                    "duration_ms",
+                    "completion_tokens",
+                    "tokens_per_second",
+                    "finish_reason",
+                ],
+            },
+        ),
     ]
 
     @admin.display(description=_("language"), ordering="topic__language")
@@ -117,8 +161,15 @@ class ParticipantAdmin(ReadOnlyAdmin):
 
 @admin.register(Response)
 class ResponseAdmin(ReadOnlyAdmin):
-    list_display = ["participant", "round_number", "topic", "served_at", "answered_at",
-                    "guessed_correctly", "confidence"]
+    list_display = [
+        "participant",
+        "round_number",
+        "topic",
+        "served_at",
+        "answered_at",
+        "guessed_correctly",
+        "confidence",
+    ]
     list_filter = ["topic__survey", "topic__language", ("answered_at", admin.EmptyFieldListFilter)]
     list_select_related = ["participant", "topic", "guessed_human"]
     search_fields = ["participant__public_id", "topic__title"]

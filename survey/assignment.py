@@ -82,9 +82,7 @@ def serve_next(participant: Participant) -> Response | None:
         except IntegrityError:
             # Another request of the same participant served this round first;
             # the loop returns the response it created.
-            logger.info(
-                "concurrent serve resolved participant=%s", participant.public_id
-            )
+            logger.info("concurrent serve resolved participant=%s", participant.public_id)
     return pending_response(participant)
 
 

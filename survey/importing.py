@@ -122,7 +122,10 @@ def _parse_lines(lines: list[str]) -> tuple[list[PostLine], list[tuple[int, str]
             first_brief = briefs.setdefault(topic_key, (line.brief, number))
             if first_brief[0] != line.brief:
                 errors.append(
-                    (number, f"brief differs from the one on line {first_brief[1]} for the same topic")
+                    (
+                        number,
+                        f"brief differs from the one on line {first_brief[1]} for the same topic",
+                    )
                 )
                 continue
         parsed.append(line)

@@ -35,7 +35,7 @@ class Survey(models.Model):
     languages = models.JSONField(
         _("languages"),
         default=default_languages,
-        help_text=_("Language codes of the topics offered, for example [\"en\", \"ko\"]."),
+        help_text=_('Language codes of the topics offered, for example ["en", "ko"].'),
     )
     min_answer_seconds = models.PositiveSmallIntegerField(
         _("minimum answer time (seconds)"),
@@ -84,10 +84,14 @@ class Survey(models.Model):
 class TopicQuerySet(models.QuerySet):
     def servable(self):
         """Topics that can form a comparison: active, one human post, two or more model posts."""
-        return self.filter(is_active=True).annotate(
-            human_posts=models.Count("posts", filter=Q(posts__author=HUMAN)),
-            model_posts=models.Count("posts", filter=Q(posts__author=MODEL)),
-        ).filter(human_posts=1, model_posts__gte=2)
+        return (
+            self.filter(is_active=True)
+            .annotate(
+                human_posts=models.Count("posts", filter=Q(posts__author=HUMAN)),
+                model_posts=models.Count("posts", filter=Q(posts__author=MODEL)),
+            )
+            .filter(human_posts=1, model_posts__gte=2)
+        )
 
 
 class Topic(models.Model):
@@ -144,20 +148,16 @@ class Post(models.Model):
     parameters = models.JSONField(_("parameters"), default=dict, blank=True)
     ttft_ms = models.FloatField(_("time to first token (ms)"), null=True, blank=True)
     duration_ms = models.FloatField(_("duration (ms)"), null=True, blank=True)
-    completion_tokens = models.PositiveIntegerField(
-        _("completion tokens"), null=True, blank=True
-    )
+    completion_tokens = models.PositiveIntegerField(_("completion tokens"), null=True, blank=True)
     tokens_per_second = models.FloatField(_("tokens per second"), null=True, blank=True)
     finish_reason = models.CharField(_("finish reason"), max_length=40, blank=True)
     usage_source = models.CharField(
         _("token count source"),
         max_length=10,
         blank=True,
-        help_text=_("\"server\" when the endpoint reported usage, \"local\" when counted here."),
+        help_text=_('"server" when the endpoint reported usage, "local" when counted here.'),
     )
-    length_ratio = models.FloatField(
-        _("length ratio to the human post"), null=True, blank=True
-    )
+    length_ratio = models.FloatField(_("length ratio to the human post"), null=True, blank=True)
     confound_flags = models.JSONField(
         _("confound flags"),
         default=list,
@@ -187,14 +187,14 @@ class Post(models.Model):
     def __str__(self):
         return f"{self.topic} ({self.author_label})"
 
+    def save(self, *args, **kwargs):
+        self.word_count = len(self.body.split())
+        super().save(*args, **kwargs)
+
     @property
     def author_label(self) -> str:
         """``human`` or the model's name: the author as exports write it."""
         return HUMAN if self.author == HUMAN else self.model
-
-    def save(self, *args, **kwargs):
-        self.word_count = len(self.body.split())
-        super().save(*args, **kwargs)
 
 
 class Participant(models.Model):
@@ -209,7 +209,9 @@ class Participant(models.Model):
         _("device class"),
         max_length=10,
         blank=True,
-        help_text=_("\"mobile\" or \"desktop\", from a coarse user-agent check; the string is not kept."),
+        help_text=_(
+            '"mobile" or "desktop", from a coarse user-agent check; the string is not kept.'
+        ),
     )
     language = models.CharField(_("language"), max_length=8)
     consented_at = models.DateTimeField(_("consented"))
@@ -233,8 +235,14 @@ class ResponseQuerySet(models.QuerySet):
 
     def with_posts(self):
         return self.select_related(
-            "participant", "topic", "topic__survey", "post_a", "post_b", "post_c",
-            "guessed_human", "preferred",
+            "participant",
+            "topic",
+            "topic__survey",
+            "post_a",
+            "post_b",
+            "post_c",
+            "guessed_human",
+            "preferred",
         )
 
 
@@ -285,9 +293,7 @@ class Response(models.Model):
             models.UniqueConstraint(
                 fields=["participant", "round_number"], name="response_unique_round"
             ),
-            models.UniqueConstraint(
-                fields=["participant", "topic"], name="response_unique_topic"
-            ),
+            models.UniqueConstraint(fields=["participant", "topic"], name="response_unique_topic"),
             models.CheckConstraint(
                 condition=Q(answered_at__isnull=True)
                 | Q(guessed_human__isnull=False, preferred__isnull=False),

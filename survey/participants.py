@@ -20,7 +20,9 @@ def current_participant(request: HttpRequest, survey: Survey) -> Participant | N
     if participant_id is None:
         return None
     participant = (
-        Participant.objects.select_related("survey").filter(pk=participant_id, survey=survey).first()
+        Participant.objects.select_related("survey")
+        .filter(pk=participant_id, survey=survey)
+        .first()
     )
     if participant is None:
         logger.info(

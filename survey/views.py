@@ -127,7 +127,9 @@ def round_view(request: HttpRequest, slug: str) -> HttpResponse:
                 response_id,
                 form.errors.as_json(),
             )
-            return _bad_request(request, _("This answer contains values that the form does not offer."))
+            return _bad_request(
+                request, _("This answer contains values that the form does not offer.")
+            )
         if served.is_answered:
             return _next_page(request, participant)
         return _render_round(request, participant, served, form)
