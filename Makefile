@@ -35,6 +35,7 @@ var/secret-key:
 
 demo-setup: messages var/secret-key
 	$(RUN) python manage.py migrate --noinput -v0
+	$(RUN) python manage.py createcachetable
 	$(RUN) python manage.py import_posts survey/sample/posts.jsonl --sample
 	$(RUN) python manage.py collectstatic --noinput -v0
 	$(RUN) python manage.py create_organizer --password-file var/organizer-password

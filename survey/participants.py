@@ -6,6 +6,7 @@ import re
 from django.http import HttpRequest
 
 from survey.models import Participant, Survey, Topic
+from survey.request_logging import set_log_participant
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +25,9 @@ def current_participant(request: HttpRequest, survey: Survey) -> Participant | N
         .filter(pk=participant_id, survey=survey)
         .first()
     )
-    if participant is None:
+    if participant is not None:
+        set_log_participant(participant.public_id)
+    else:
         logger.info(
             "session names a participant that no longer exists participant_pk=%s survey=%s",
             participant_id,

@@ -69,12 +69,16 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "survey.health.HealthCheckMiddleware",
+    "survey.request_logging.RequestIdMiddleware",
+    "survey.input_guard.Utf8InputMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    "survey.ratelimit.AdminLoginThrottleMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -141,6 +145,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Rate-limit counters must be shared by every worker and app server: Redis when
+# REDIS_URL is set, otherwise a table in the main database (created by
+# `manage.py createcachetable`).
+REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "survey",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "survey_cache",
+        }
+    }
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -200,6 +224,10 @@ if HTTPS:
     SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", 60 * 60 * 24 * 365))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_flag("DJANGO_HSTS_PRELOAD")
+    if not SECURE_HSTS_PRELOAD:
+        # Joining the browsers' preload list is hard to undo, so it is opt-in
+        # through DJANGO_HSTS_PRELOAD and the deploy check's reminder is off.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
     # Behind a TLS-terminating proxy, trust its forwarded-protocol header.
     if env_flag("DJANGO_BEHIND_PROXY", default=True):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -212,11 +240,24 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "request_context": {"()": "survey.request_logging.RequestContextFilter"},
+    },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {
+            "format": (
+                "%(asctime)s %(levelname)s %(name)s "
+                "request_id=%(request_id)s participant=%(participant)s %(message)s"
+            )
+        },
     },
     "handlers": {
-        "stdout": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["request_context"],
+            "stream": "ext://sys.stdout",
+        },
     },
     "root": {"handlers": ["stdout"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {
@@ -226,3 +267,15 @@ LOGGING = {
 
 # Survey behaviour that organizers may change per deployment.
 SURVEY_DEFAULT_SLUG = os.environ.get("SURVEY_DEFAULT_SLUG", "booth")
+
+# Rate limits, per minute. A person answers a round in 15 s or more, so 30
+# ballots a minute leaves room for double taps and retries. The per-IP ceiling
+# lets a few hundred attendees behind one venue NAT answer at once.
+SURVEY_RATE_BALLOTS_PER_MINUTE = int(os.environ.get("SURVEY_RATE_BALLOTS_PER_MINUTE", "30"))
+SURVEY_RATE_POSTS_PER_IP_PER_MINUTE = int(
+    os.environ.get("SURVEY_RATE_POSTS_PER_IP_PER_MINUTE", "1200")
+)
+SURVEY_ADMIN_LOGIN_FAILURES = int(os.environ.get("SURVEY_ADMIN_LOGIN_FAILURES", "10"))
+SURVEY_ADMIN_LOGIN_WINDOW_SECONDS = 900
+# Number of reverse proxies in front of gunicorn whose X-Forwarded-For is trusted.
+SURVEY_TRUSTED_PROXY_COUNT = int(os.environ.get("SURVEY_TRUSTED_PROXY_COUNT", "0"))

@@ -23,6 +23,7 @@ from survey.participants import (
     participant_language,
     remember_participant,
 )
+from survey.ratelimit import limit_ballots
 from survey.responses import BallotRejected, record_answer
 from survey.scoring import summarize
 
@@ -49,6 +50,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @never_cache
+@limit_ballots
 def welcome(request: HttpRequest, slug: str) -> HttpResponse:
     return _welcome(request, _open_survey(slug))
 
@@ -89,6 +91,7 @@ def _welcome(request: HttpRequest, survey: Survey) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @never_cache
 @vary_on_headers("HX-Request")
+@limit_ballots
 def round_view(request: HttpRequest, slug: str) -> HttpResponse:
     survey = _open_survey(slug)
     participant = current_participant(request, survey)
