@@ -24,5 +24,6 @@ max_requests_jitter = 500
 
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
-# %(M)s is the request time in milliseconds.
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+# %(M)s is the request time in milliseconds. The client address is left out on
+# purpose, so that the logs keep no IP address of an attendee.
+access_log_format = '"%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s'
