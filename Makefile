@@ -26,7 +26,7 @@ install:
 
 messages: install
 	@command -v msgfmt >/dev/null 2>&1 || { echo "msgfmt not found: install gettext (apt-get install gettext)"; exit 1; }
-	$(RUN) python manage.py compilemessages --ignore=.venv -v0
+	DJANGO_DEBUG=1 $(RUN) python manage.py compilemessages --ignore=.venv -v0
 
 var/secret-key:
 	@mkdir -p var
