@@ -1,6 +1,6 @@
 """Health endpoints for load balancers and the container HEALTHCHECK.
 
-They are answered by a middleware placed before every other one, so a probe
+A middleware placed before every other one serves them, so a probe
 that addresses the server by IP address is neither rejected by the
 ALLOWED_HOSTS check nor redirected to HTTPS.
 """
@@ -26,7 +26,7 @@ def _json(payload: dict, status: int = 200) -> HttpResponse:
 
 
 def readiness() -> tuple[bool, dict]:
-    """Check that the database answers and every migration is applied."""
+    """Check that the database responds and every migration is applied."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")

@@ -36,7 +36,7 @@ class Utf8InputMiddleware:
             return self._reject(request, "query string")
         if request.method == "POST" and request.content_type == FORM_CONTENT_TYPE:
             # Reading the body honours DATA_UPLOAD_MAX_MEMORY_SIZE: an oversized
-            # body raises RequestDataTooBig, which Django answers with a 400.
+            # body raises RequestDataTooBig, which Django turns into a 400 response.
             if not is_valid_utf8_form(request.body):
                 return self._reject(request, "form body")
         return self.get_response(request)

@@ -106,10 +106,10 @@ TEMPLATES = [
     },
 ]
 
-# SQLite is tuned for several gunicorn workers writing at once: WAL lets readers
-# run beside the single writer, IMMEDIATE takes the write lock when a transaction
-# starts (so a waiting writer honours the busy timeout instead of failing with
-# "database is locked" on lock upgrade), and the timeout is in seconds.
+# SQLite is tuned for several gunicorn workers writing at once. WAL lets readers
+# run beside the single writer. IMMEDIATE takes the write lock when a transaction
+# starts, so a waiting writer honours the busy timeout instead of failing with
+# "database is locked" when it upgrades a read lock. The timeout is in seconds.
 SQLITE_OPTIONS = {
     "transaction_mode": "IMMEDIATE",
     "timeout": 20,

@@ -1,6 +1,6 @@
 """Property-based fuzzing of the consent and ballot forms.
 
-Whatever arrives, the answer is never a 500, and every stored response stays
+Whatever arrives, the status is never 500, and every stored response stays
 valid: the chosen posts are among the three shown, values are in range, and
 text is stored as sent.
 """
