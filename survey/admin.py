@@ -3,7 +3,9 @@ from django.db.models import Count, Q
 from django.utils.html import format_html, linebreaks
 from django.utils.translation import gettext_lazy as _
 
-from survey.models import Participant, Post, Response, Survey, Topic
+from survey.generation_checks import CONFOUND_FLAG_LABELS
+from survey.models import MirrorStatus, Participant, Post, Response, Survey, Topic
+from survey.sheets_ledger import percentile
 
 
 @admin.register(Survey)
@@ -92,10 +94,47 @@ class TopicAdmin(admin.ModelAdmin):
         return topic.answered_total
 
 
+class ConfoundFlagFilter(admin.SimpleListFilter):
+    title = _("confound flag")
+    parameter_name = "confound"
+
+    def lookups(self, request, model_admin):
+        return [("any", _("any flag")), ("none", _("no flag")), *CONFOUND_FLAG_LABELS.items()]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "none":
+            return queryset.filter(confound_flags=[])
+        if value == "any":
+            return queryset.exclude(confound_flags=[])
+        if value in CONFOUND_FLAG_LABELS:
+            # JSON "contains" is not available on SQLite; the quoted code
+            # matches one whole element of the stored list on both databases.
+            return queryset.filter(confound_flags__icontains=f'"{value}"')
+        return queryset
+
+
 @admin.register(Post)
 class PostAdmin(admin.ModelAdmin):
-    list_display = ["topic", "author", "model", "word_count", "language", "created_at"]
-    list_filter = ["author", "model", "topic__survey", "topic__language"]
+    list_display = [
+        "topic",
+        "author",
+        "model",
+        "word_count",
+        "length_ratio",
+        "flags",
+        "usage_source",
+        "language",
+        "created_at",
+    ]
+    list_filter = [
+        "author",
+        "model",
+        ConfoundFlagFilter,
+        "usage_source",
+        "topic__survey",
+        "topic__language",
+    ]
     search_fields = ["topic__title", "model", "body"]
     list_select_related = ["topic"]
     readonly_fields = [
@@ -109,9 +148,13 @@ class PostAdmin(admin.ModelAdmin):
         "completion_tokens",
         "tokens_per_second",
         "finish_reason",
+        "usage_source",
+        "length_ratio",
+        "flags",
     ]
     fieldsets = [
         (None, {"fields": ["topic", "author", "model", "body", "word_count", "preview"]}),
+        (_("Confounds"), {"fields": ["length_ratio", "flags"]}),
         (
             _("Generation record"),
             {
@@ -125,10 +168,15 @@ class PostAdmin(admin.ModelAdmin):
                     "completion_tokens",
                     "tokens_per_second",
                     "finish_reason",
+                    "usage_source",
                 ],
             },
         ),
     ]
+
+    @admin.display(description=_("confound flags"))
+    def flags(self, post):
+        return ", ".join(str(CONFOUND_FLAG_LABELS.get(flag, flag)) for flag in post.confound_flags)
 
     @admin.display(description=_("language"), ordering="topic__language")
     def language(self, post):
@@ -177,3 +225,40 @@ class ResponseAdmin(ReadOnlyAdmin):
     @admin.display(description=_("guessed correctly"), boolean=True)
     def guessed_correctly(self, response):
         return response.guessed_correctly
+
+
+@admin.register(MirrorStatus)
+class MirrorStatusAdmin(ReadOnlyAdmin):
+    """The Google Sheets mirror's state, written only by the mirror_sheets worker."""
+
+    list_display = [
+        "spreadsheet_id",
+        "worksheet_title",
+        "pending_rows",
+        "last_success_at",
+        "lag_seconds_last",
+        "lag_p95",
+        "last_error_at",
+    ]
+    fields = [
+        "spreadsheet_id",
+        "worksheet_title",
+        "pending_rows",
+        "last_success_at",
+        "lag_seconds_last",
+        "lag_p95",
+        "last_error",
+        "last_error_at",
+        "rebuild_heartbeat_at",
+        "generation",
+        "next_row",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description=_("answered, not in the sheet yet"))
+    def pending_rows(self, status):
+        return Response.objects.pending_mirror().count()
+
+    @admin.display(description=_("lag p95 (s)"))
+    def lag_p95(self, status):
+        return percentile(list(status.lag_samples), 0.95)

@@ -216,6 +216,10 @@ class Participant(models.Model):
     language = models.CharField(_("language"), max_length=8)
     consented_at = models.DateTimeField(_("consented"))
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    # Shown on the finish page; with it the participant can withdraw their answers.
+    receipt_code = models.CharField(
+        _("receipt code"), max_length=9, unique=True, null=True, blank=True, editable=False
+    )
 
     class Meta:
         verbose_name = _("participant")
@@ -244,6 +248,10 @@ class ResponseQuerySet(models.QuerySet):
             "guessed_human",
             "preferred",
         )
+
+    def pending_mirror(self):
+        """Answered responses whose row is not in the Google Sheet yet."""
+        return self.answered().filter(mirrored_at__isnull=True)
 
 
 class Response(models.Model):
@@ -282,6 +290,20 @@ class Response(models.Model):
     confidence = models.PositiveSmallIntegerField(_("confidence"), null=True, blank=True)
     reasons = models.JSONField(_("reasons"), default=list, blank=True)
     comment = models.TextField(_("comment"), max_length=500, blank=True)
+
+    # Sheets mirror bookkeeping, written only by survey.sheets_ledger. The row
+    # is claimed before the write and kept, so a retried write lands on the same
+    # sheet row. The claim is a lease that lets one worker write at a time.
+    mirror_row = models.PositiveIntegerField(
+        _("sheet row"), null=True, blank=True, unique=True, editable=False
+    )
+    mirror_claim = models.UUIDField(_("mirror claim"), null=True, blank=True, editable=False)
+    mirror_claimed_at = models.DateTimeField(
+        _("mirror claimed"), null=True, blank=True, editable=False
+    )
+    mirrored_at = models.DateTimeField(
+        _("mirrored"), null=True, blank=True, db_index=True, editable=False
+    )
 
     objects = ResponseQuerySet.as_manager()
 
@@ -327,3 +349,67 @@ class Response(models.Model):
             if post.pk == post_id:
                 return position
         return None
+
+
+class MirrorStatus(models.Model):
+    """State of the Google Sheets mirror: one row, shared by every mirror worker."""
+
+    SINGLETON_PK = 1
+
+    spreadsheet_id = models.CharField(
+        _("spreadsheet id"),
+        max_length=200,
+        blank=True,
+        help_text=_("The spreadsheet that the stored sheet rows refer to."),
+    )
+    worksheet_title = models.CharField(_("worksheet"), max_length=100, blank=True)
+    columns = models.JSONField(
+        _("columns"),
+        default=list,
+        blank=True,
+        help_text=_("The header the stored sheet rows were written under."),
+    )
+    # Incremented by every rebuild. A worker that claimed rows in an older
+    # generation stops before writing them, because their row numbers are void.
+    generation = models.PositiveIntegerField(_("generation"), default=0)
+    next_row = models.PositiveIntegerField(_("next free sheet row"), default=2)
+    rebuild_claim = models.UUIDField(_("rebuild claim"), null=True, blank=True)
+    rebuild_heartbeat_at = models.DateTimeField(_("rebuild heartbeat"), null=True, blank=True)
+    last_success_at = models.DateTimeField(_("last successful write"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    last_error_at = models.DateTimeField(_("last error time"), null=True, blank=True)
+    lag_seconds_last = models.FloatField(_("lag of the last batch (s)"), null=True, blank=True)
+    lag_samples = models.JSONField(
+        _("recent lags (s)"),
+        default=list,
+        blank=True,
+        help_text=_("Mirror lag of the most recent rows, in seconds, oldest first."),
+    )
+
+    class Meta:
+        verbose_name = _("Sheets mirror status")
+        verbose_name_plural = _("Sheets mirror status")
+
+    def __str__(self):
+        return self.spreadsheet_id or str(_("Sheets mirror (not started)"))
+
+
+class WithdrawnSheetRow(models.Model):
+    """A sheet row whose response was withdrawn; the mirror blanks it, then deletes this."""
+
+    row = models.PositiveIntegerField(_("sheet row"))
+    # The mirror generation the row number belongs to. A rebuild since then has
+    # already left the response out, so a row of an older generation is skipped.
+    generation = models.PositiveIntegerField(_("generation"))
+    # A row still claimed by a worker may be written once more; it is blanked
+    # only after that claim's lease has run out.
+    not_before = models.DateTimeField(_("blank after"))
+    created_at = models.DateTimeField(_("withdrawn"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("withdrawn sheet row")
+        verbose_name_plural = _("withdrawn sheet rows")
+        ordering = ["row"]
+
+    def __str__(self):
+        return f"row {self.row}"

@@ -73,6 +73,9 @@ MIDDLEWARE = [
     "survey.request_logging.RequestIdMiddleware",
     "survey.input_guard.Utf8InputMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Attendee pages cross slow venue Wi-Fi. Django's gzip adds random padding
+    # against BREACH, and the CSRF token is masked anew on every response.
+    "django.middleware.gzip.GZipMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -265,8 +268,21 @@ LOGGING = {
     },
 }
 
+# Google Sheets mirror (see docs/sheets.md). SHEETS_API_URL points the client at
+# an emulator; with a loopback address no credentials are needed.
+SHEETS_SPREADSHEET_ID = os.environ.get("SHEETS_SPREADSHEET_ID", "").strip()
+SHEETS_WORKSHEET = os.environ.get("SHEETS_WORKSHEET", "").strip() or "responses"
+SHEETS_API_URL = os.environ.get("SHEETS_API_URL", "").strip()
+GOOGLE_APPLICATION_CREDENTIALS = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS", "").strip()
+
+# A friendly 403 page for a failed CSRF check, most often caused by blocked cookies.
+CSRF_FAILURE_VIEW = "survey.error_views.csrf_failure"
+
 # Survey behaviour that organizers may change per deployment.
 SURVEY_DEFAULT_SLUG = os.environ.get("SURVEY_DEFAULT_SLUG", "booth")
+# Seconds without a tap, key press, scroll or typing after which a kiosk screen
+# starts over in a fresh session. Without JavaScript it counts from page load.
+SURVEY_KIOSK_IDLE_SECONDS = int(os.environ.get("SURVEY_KIOSK_IDLE_SECONDS", "90"))
 
 # Rate limits, per minute. A person answers a round in 15 s or more, so 30
 # ballots a minute leaves room for double taps and retries. The per-IP ceiling

@@ -14,6 +14,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from survey import assignment
 from survey.forms import BallotForm, ConsentForm
+from survey.kiosk import kiosk_screen
 from survey.models import Participant, Response, Survey
 from survey.participants import (
     current_participant,
@@ -26,6 +27,7 @@ from survey.participants import (
 from survey.ratelimit import limit_ballots
 from survey.responses import BallotRejected, record_answer
 from survey.scoring import summarize
+from survey.withdrawal import assign_receipt_code
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +86,13 @@ def _welcome(request: HttpRequest, survey: Survey) -> HttpResponse:
     return render(
         request,
         "survey/welcome.html",
-        {"survey": survey, "form": form, "participant": participant, "form_action": form_action},
+        {
+            "survey": survey,
+            "form": form,
+            "participant": participant,
+            "form_action": form_action,
+            "kiosk": kiosk_screen(request, survey),
+        },
     )
 
 
@@ -162,7 +170,7 @@ def _next_page(request: HttpRequest, participant: Participant) -> HttpResponse:
     """Continue after a ballot: the next round in place for htmx, a redirect otherwise."""
     slug = participant.survey.slug
     if not request.htmx:
-        # 303 tells the browser to follow with a GET, so a reload of the next
+        # A 303 makes the browser follow with a GET, so a reload of the next
         # page never re-posts the ballot.
         response = redirect("survey:round", slug=slug)
         response.status_code = 303
@@ -185,6 +193,7 @@ def _render_round(
         "round_number": served.round_number,
         "total_rounds": total,
         "is_last": served.round_number >= total,
+        "kiosk": kiosk_screen(request, participant.survey),
     }
     template = "survey/round.html#round" if request.htmx else "survey/round.html"
     return render(request, template, context)
@@ -204,10 +213,17 @@ def finish(request: HttpRequest, slug: str) -> HttpResponse:
             return redirect("survey:round", slug=slug)
         participant.refresh_from_db(fields=["finished_at"])
     summary = summarize(participant)
+    receipt_code = assign_receipt_code(participant) if summary.answered else None
     return render(
         request,
         "survey/finish.html",
-        {"survey": survey, "participant": participant, "summary": summary},
+        {
+            "survey": survey,
+            "participant": participant,
+            "summary": summary,
+            "receipt_code": receipt_code,
+            "kiosk": kiosk_screen(request, survey),
+        },
     )
 
 

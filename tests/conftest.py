@@ -1,4 +1,5 @@
 import pytest
+from django.utils import translation
 
 from tests.factories import make_survey, make_topic
 
@@ -11,3 +12,11 @@ def survey(db):
 @pytest.fixture
 def topics(survey):
     return [make_topic(survey, title=f"Topic {index}") for index in range(6)]
+
+
+@pytest.fixture(autouse=True)
+def english_by_default():
+    """Reset the active language after each test, since a Korean request leaves
+    Korean active in the thread that ran it."""
+    yield
+    translation.deactivate()

@@ -1,0 +1,1 @@
+"""Local stand-ins for external services, run as real HTTP servers."""
