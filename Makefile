@@ -14,7 +14,7 @@ endif
 UV := uv
 RUN := $(UV) run --frozen
 
-.PHONY: help install messages demo demo-setup serve test browser clean
+.PHONY: help install messages demo demo-setup serve test browser clean bench
 
 help:
 	@echo "make demo   install, migrate, load the sample survey and serve it on http://127.0.0.1:$(PORT)"
@@ -55,6 +55,14 @@ browser:
 
 test: messages browser
 	$(RUN) pytest $(PYTEST_ARGS)
+
+# The booth spike benchmark (docs/benchmarks.md); its last line is RESULT key=value ...
+bench: export BENCH_USERS ?= 1000
+bench: export BENCH_SPAWN_SECONDS ?= 60
+bench: export BENCH_DURATION ?= 180
+bench: export DATABASE_URL ?=
+bench:
+	$(RUN) python loadtests/bench.py
 
 clean:
 	rm -rf staticfiles .pytest_cache test-artifacts

@@ -9,14 +9,19 @@ bind = os.environ.get("GUNICORN_BIND") or f"127.0.0.1:{os.environ.get('PORT', '8
 wsgi_app = "survey.wsgi:application"
 
 # gthread workers let a worker keep serving while one request waits on the
-# database; the counts are sized for a 2-core machine.
+# database; the counts are sized for a 2-core machine. In the booth spike
+# benchmark on 2 cores, 3 sync workers were not faster than 3 gthread workers
+# with 4 threads each (docs/benchmarks.md, "Booth spike").
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
-keepalive = 5
+# Attendees send their next request 5 to 20 s after the last one. With a short
+# keep-alive the server closes idle connections just as clients reuse them,
+# which the booth spike benchmark counted as errors; 75 s outlasts a round.
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "75"))
 
 # Restart workers now and then so that a slow leak cannot grow for a whole event.
 max_requests = 5000
@@ -27,3 +32,32 @@ errorlog = "-"
 # %(M)s is the request time in milliseconds. The client address is left out on
 # purpose, so that the logs keep no IP address of an attendee.
 access_log_format = '"%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s'
+
+
+def post_worker_init(worker):
+    """Load the URLconf and warm the results cache before the worker's first request.
+
+    Without this, the first request of every new worker imports the results
+    views and SciPy, and the first results page builds every row, which stalls
+    attendees behind it for seconds.
+    """
+    import threading
+
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018 - importing the views is the point
+
+    def warm_results_cache():
+        from django.db import connections
+
+        from survey.stats_cache import warm_open_surveys
+
+        try:
+            surveys = warm_open_surveys()
+            worker.log.info("results cache warmed surveys=%s", surveys)
+        except Exception:
+            worker.log.exception("results cache warm-up failed; pages load it on demand")
+        finally:
+            connections.close_all()
+
+    threading.Thread(target=warm_results_cache, name="warm-results-cache", daemon=True).start()

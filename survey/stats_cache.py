@@ -79,6 +79,18 @@ def clear() -> None:
         _entries.clear()
 
 
+def warm_open_surveys() -> int:
+    """Load the rows and statistics of every open survey, and return how many surveys.
+
+    gunicorn calls it in each new worker, so that the first results page that
+    worker serves reads a warm cache instead of building every row.
+    """
+    surveys = list(Survey.objects.open()[:MAX_SURVEYS])
+    for survey in surveys:
+        cached_statistics(survey)
+    return len(surveys)
+
+
 def _key(survey: Survey) -> tuple:
     # The creation time tells apart two surveys that reuse a primary key, as
     # test databases do. The slug and minimum answer time are in every row.
