@@ -36,21 +36,29 @@ def record_answer(
     confidence: int | None = None,
     reasons: Iterable[str] = (),
     comment: str = "",
+    served: Response | None = None,
 ) -> RecordResult:
     """Store the participant's answer to one served comparison, exactly once.
 
     Raises BallotRejected, storing nothing, when the response is not this
     participant's, a chosen post is not one of the three shown, or a value is out
     of range. A second ballot for an answered response changes nothing.
+    ``served`` is the response as the caller already loaded it, which saves a
+    query; it is used only when its id and participant match.
     """
     reasons = list(dict.fromkeys(reasons))
     _validate_values(confidence=confidence, reasons=reasons, comment=comment)
 
-    response = (
-        Response.objects.select_related("post_a", "post_b", "post_c", "guessed_human")
-        .filter(pk=response_id, participant=participant)
-        .first()
-    )
+    response = None
+    if served is not None and served.pk == response_id:
+        if served.participant_id == participant.pk:
+            response = served
+    else:
+        response = (
+            Response.objects.select_related("post_a", "post_b", "post_c", "guessed_human")
+            .filter(pk=response_id, participant=participant)
+            .first()
+        )
     if response is None:
         raise BallotRejected(f"response {response_id} was not served to this participant")
     shown = {response.post_a_id, response.post_b_id, response.post_c_id}
@@ -63,15 +71,21 @@ def record_answer(
 
     # The answered_at condition makes the write happen once even when two
     # requests for the same ballot pass the check above at the same time.
-    updated = Response.objects.filter(pk=response.pk, answered_at__isnull=True).update(
-        answered_at=timezone.now(),
-        guessed_human_id=guessed_human_id,
-        preferred_id=preferred_id,
-        confidence=confidence,
-        reasons=reasons,
-        comment=comment,
-    )
-    response.refresh_from_db()
+    answer = {
+        "answered_at": timezone.now(),
+        "guessed_human_id": guessed_human_id,
+        "preferred_id": preferred_id,
+        "confidence": confidence,
+        "reasons": reasons,
+        "comment": comment,
+    }
+    updated = Response.objects.filter(pk=response.pk, answered_at__isnull=True).update(**answer)
+    if updated:
+        for field, value in answer.items():
+            setattr(response, field, value)
+    else:
+        # A concurrent request for the same ballot stored its answer first; return that.
+        response.refresh_from_db()
     if updated:
         logger.info(
             "answer recorded participant=%s response=%s round=%s",

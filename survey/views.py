@@ -154,6 +154,7 @@ def round_view(request: HttpRequest, slug: str) -> HttpResponse:
             confidence=form.cleaned_data["confidence"],
             reasons=form.cleaned_data["reasons"],
             comment=form.cleaned_data["comment"],
+            served=served,
         )
     except BallotRejected as error:
         logger.warning(

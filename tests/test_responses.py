@@ -111,3 +111,37 @@ def test_out_of_range_values_rejected(served, extra):
         )
 
     assert Response.objects.answered().count() == 0
+
+
+def test_preloaded_response_of_other_participant_rejected(served, survey):
+    stranger = Participant.objects.create(
+        survey=survey, channel="web", language="en", consented_at=timezone.now()
+    )
+
+    with pytest.raises(BallotRejected):
+        record_answer(
+            participant=stranger,
+            response_id=served.pk,
+            guessed_human_id=served.post_a_id,
+            preferred_id=served.post_a_id,
+            served=served,
+        )
+
+    assert Response.objects.answered().count() == 0
+
+
+def test_preloaded_response_updated_in_memory(served):
+    result = record_answer(
+        participant=served.participant,
+        response_id=served.pk,
+        guessed_human_id=served.post_b_id,
+        preferred_id=served.post_c_id,
+        served=served,
+    )
+
+    assert result.recorded is True
+    assert result.response is served
+    assert served.answered_at is not None
+    assert served.guessed_human_id == served.post_b_id
+    assert served.guessed_correctly == (served.post_b.author == "human")
+    assert Response.objects.get(pk=served.pk).preferred_id == served.post_c_id
