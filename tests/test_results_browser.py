@@ -1,6 +1,5 @@
 """The results page and the booth screen in Debian's Chromium at 1920×1080, with screenshots."""
 
-import os
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -9,29 +8,17 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from survey.assignment import serve_next
 from survey.models import Response
 from survey.responses import record_answer
+from tests.browser.chromium import launched_chromium
 from tests.factories import make_survey, make_topic
 from tests.test_stats import new_participant
 
-# Playwright's sync API runs an asyncio event loop in this thread, so Django's
-# guard against database queries from async code would trip in the test body.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOTS = Path(settings.BASE_DIR) / "test-artifacts" / "screenshots"
 FULL_HD = {"width": 1920, "height": 1080}
 MODELS = ("model-x", "model-y", "model-z")
@@ -40,12 +27,8 @@ PASSWORD = "organizer-password-for-tests"
 
 @pytest.fixture(scope="module")
 def chromium():
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (make browser).")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with launched_chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -1,28 +1,14 @@
-"""Playwright fixtures: one Debian Chromium per test session, driven against live_server."""
+"""Playwright fixtures: one Debian Chromium for this package's tests, driven against live_server."""
 
-import os
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from playwright.sync_api import sync_playwright
 
 from survey.importing import import_posts
 from survey.models import Survey
+from tests.browser.chromium import launched_chromium
 
-# Playwright's sync API runs an asyncio event loop in this thread, so Django's
-# guard against database queries from async code would trip in the test body.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SAMPLE_POSTS = Path(settings.BASE_DIR) / "survey" / "sample" / "posts.jsonl"
 ROUNDS = 3
 
@@ -32,12 +18,8 @@ ROUNDS = 3
 # the same thread, and browser tests outside this package start their own.
 @pytest.fixture(scope="package")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (make browser).")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture
