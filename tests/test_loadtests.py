@@ -241,6 +241,16 @@ def test_ledger_counts_each_response_once_and_merges_reports():
     assert master.journeys == {"finished": 1}
 
 
+@pytest.mark.parametrize(
+    "user_class",
+    [locustfile.PhoneAttendee, locustfile.DoubleTapper, locustfile.KioskAttendee],
+)
+def test_attendee_has_one_task(user_class):
+    # Locust picks among all tasks of a class and its bases at random, so an
+    # overridden task method would run the base class's journey now and then.
+    assert user_class.tasks == [locustfile.Attendee.take_survey]
+
+
 class QuickPhone(locustfile.PhoneAttendee):
     consent_seconds = (0, 0)
     reading_seconds = (0, 0)
