@@ -12,10 +12,10 @@ import logging
 import random
 from itertools import combinations
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from survey import catalog
 from survey.models import HUMAN, MODEL, Participant, Post, Response, Topic
 
 logger = logging.getLogger(__name__)
@@ -58,47 +58,62 @@ def display_order(posts: list[Post], serving_index: int) -> list[Post]:
 
 
 def pending_response(participant: Participant) -> Response | None:
-    return (
-        participant.responses.pending_answer()
-        .select_related("topic", "post_a", "post_b", "post_c")
-        .first()
-    )
+    return participant.responses.pending_answer().order_by("round_number").first()
 
 
-def serve_next(participant: Participant) -> Response | None:
+def serve_next(participant: Participant, *, answered: Response | None = None) -> Response | None:
     """Return the participant's current unanswered response, serving a new one if needed.
 
     Returns None when the participant has answered all their rounds or no unseen
     topic in their language remains, and then marks the participant finished.
     Calling it again before an answer returns the same response, so a reload or
-    a second tab never serves a second comparison.
+    a second tab never serves a second comparison. ``answered`` is the response
+    whose answer this request has just stored: that was the pending one, so the
+    lookup of a pending response is skipped.
     """
-    for _attempt in range(3):
-        current = pending_response(participant)
-        if current is not None:
-            return current
+    for attempt in range(3):
+        if answered is None or attempt > 0:
+            current = pending_response(participant)
+            if current is not None:
+                return current
         try:
             return _serve_new(participant)
         except IntegrityError:
             # Another request of the same participant served this round first;
             # the loop returns the response it created.
             logger.info("concurrent serve resolved participant=%s", participant.public_id)
+        except _TopicGone as gone:
+            logger.info(
+                "topic left the catalog while serving participant=%s topic=%s",
+                participant.public_id,
+                gone.topic_id,
+            )
+            catalog.clear()
     return pending_response(participant)
+
+
+class _TopicGone(Exception):
+    def __init__(self, topic_id: int):
+        super().__init__(topic_id)
+        self.topic_id = topic_id
 
 
 def _serve_new(participant: Participant) -> Response | None:
     with transaction.atomic():
-        served_topic_ids = list(participant.responses.values_list("topic_id", flat=True))
+        served_topic_ids = set(participant.responses.order_by().values_list("topic_id", flat=True))
         rounds = participant.survey.rounds_per_participant
         if len(served_topic_ids) >= rounds:
             _mark_finished(participant)
             return None
 
+        content = catalog.for_survey(participant.survey_id)
+        unseen = [
+            topic_id
+            for topic_id in content.topic_ids(participant.language)
+            if topic_id not in served_topic_ids
+        ]
         candidates = list(
-            Topic.objects.servable()
-            .filter(survey_id=participant.survey_id, language=participant.language)
-            .exclude(pk__in=served_topic_ids)
-            .values_list("pk", "served_count")
+            Topic.objects.filter(pk__in=unseen).order_by().values_list("pk", "served_count")
         )
         if not candidates:
             _mark_finished(participant)
@@ -106,13 +121,10 @@ def _serve_new(participant: Participant) -> Response | None:
         fewest = min(count for _pk, count in candidates)
         topic_id = _rng.choice([pk for pk, count in candidates if count == fewest])
 
-        # The row lock serializes servings of one topic on PostgreSQL, so no two
-        # participants get the same serving index. SQLite's IMMEDIATE
-        # transactions already serialize every writer.
-        topic = Topic.objects.select_for_update().get(pk=topic_id)
-        serving_index = topic.served_count
-        Topic.objects.filter(pk=topic_id).update(served_count=F("served_count") + 1)
-
+        serving_index = _take_serving_index(topic_id)
+        topic = content.topics.get(topic_id)
+        if serving_index is None or topic is None:
+            raise _TopicGone(topic_id)
         posts = display_order(list(topic.posts.all()), serving_index)
         response = Response.objects.create(
             participant=participant,
@@ -123,6 +135,26 @@ def _serve_new(participant: Participant) -> Response | None:
             post_c=posts[2],
         )
     return response
+
+
+def _take_serving_index(topic_id: int) -> int | None:
+    """Increment the topic's ``served_count``; return its previous value, or None if it is gone.
+
+    One UPDATE with RETURNING (SQLite 3.35 or newer, PostgreSQL): on PostgreSQL
+    its row lock serializes servings of one topic, so no two participants get
+    the same serving index, and SQLite's IMMEDIATE transactions already
+    serialize every writer.
+    """
+    table = connection.ops.quote_name(Topic._meta.db_table)
+    column = connection.ops.quote_name(Topic._meta.get_field("served_count").column)
+    key = connection.ops.quote_name(Topic._meta.pk.column)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {column} = {column} + 1 WHERE {key} = %s RETURNING {column}",
+            [topic_id],
+        )
+        row = cursor.fetchone()
+    return None if row is None else row[0] - 1
 
 
 def _mark_finished(participant: Participant) -> None:
@@ -136,9 +168,5 @@ def _mark_finished(participant: Participant) -> None:
 def planned_rounds(participant: Participant) -> int:
     """Return how many rounds the participant will see: the survey's rounds, or fewer
     when their language has fewer servable topics."""
-    available = (
-        Topic.objects.servable()
-        .filter(survey_id=participant.survey_id, language=participant.language)
-        .count()
-    )
+    available = len(catalog.for_survey(participant.survey_id).topic_ids(participant.language))
     return min(participant.survey.rounds_per_participant, available)

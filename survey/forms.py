@@ -1,3 +1,5 @@
+from dataclasses import dataclass
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
@@ -10,6 +12,16 @@ from survey.responses import COMMENT_MAX_LENGTH
 TAMPERING_ERROR_CODES = frozenset(
     {"invalid_choice", "invalid", "invalid_list", "null_characters_not_allowed"}
 )
+
+
+@dataclass(frozen=True)
+class Option:
+    """One radio button or checkbox of a ballot field, as the template renders it."""
+
+    value: str
+    label: str
+    id: str
+    checked: bool
 
 
 class ConsentForm(forms.Form):
@@ -68,8 +80,8 @@ class BallotForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.served = served
         post_choices = [
-            (post.pk, _("Post %(letter)s") % {"letter": letter})
-            for letter, post in zip(POSITIONS, served.displayed_posts, strict=True)
+            (post_id, _("Post %(letter)s") % {"letter": letter})
+            for letter, post_id in zip(POSITIONS, served.displayed_post_ids, strict=True)
         ]
         self.fields["guessed_human"].choices = post_choices
         self.fields["preferred"].choices = post_choices
@@ -82,3 +94,36 @@ class BallotForm(forms.Form):
                 if error.code in TAMPERING_ERROR_CODES:
                     return True
         return False
+
+    @property
+    def letter_fields(self) -> list[tuple[forms.BoundField, list[Option]]]:
+        """The two required questions, each with its options (the posts A, B and C)."""
+        return [(self[name], self.options(name)) for name in ("guessed_human", "preferred")]
+
+    @property
+    def confidence_options(self) -> list[Option]:
+        return self.options("confidence")
+
+    @property
+    def reasons_options(self) -> list[Option]:
+        return self.options("reasons")
+
+    def options(self, name: str) -> list[Option]:
+        """Return the choices of field ``name`` with the submitted ones checked.
+
+        The same ids and values as Django's radio and checkbox widgets, without
+        building a widget per option, which costs more than the rest of the page.
+        """
+        bound = self[name]
+        value = bound.value()
+        values = value if isinstance(value, list | tuple) else [value]
+        selected = {str(item) for item in values if item not in (None, "")}
+        return [
+            Option(
+                value=str(choice),
+                label=str(label),
+                id=f"{bound.auto_id}_{index}",
+                checked=str(choice) in selected,
+            )
+            for index, (choice, label) in enumerate(self.fields[name].choices)
+        ]

@@ -5,6 +5,9 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.html import linebreaks
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 HUMAN = "human"
@@ -191,6 +194,12 @@ class Post(models.Model):
         self.word_count = len(self.body.split())
         super().save(*args, **kwargs)
 
+    @cached_property
+    def body_html(self) -> str:
+        """The body as HTML paragraphs, escaped: what the round page shows."""
+        # linebreaks() escapes each paragraph itself when autoescape is on.
+        return mark_safe(linebreaks(self.body, autoescape=True))  # noqa: S308
+
     @property
     def author_label(self) -> str:
         """``human`` or the model's name: the author as exports write it."""
@@ -335,6 +344,11 @@ class Response(models.Model):
         return [self.post_a, self.post_b, self.post_c]
 
     @property
+    def displayed_post_ids(self) -> list[int]:
+        """The ids of the posts in positions A, B and C, read without loading the posts."""
+        return [self.post_a_id, self.post_b_id, self.post_c_id]
+
+    @property
     def is_answered(self) -> bool:
         return self.answered_at is not None
 
@@ -413,3 +427,20 @@ class WithdrawnSheetRow(models.Model):
 
     def __str__(self):
         return f"row {self.row}"
+
+
+class RateCounter(models.Model):
+    """Requests counted for one rate-limit key in its current fixed window."""
+
+    key = models.CharField(_("key"), max_length=100, primary_key=True)
+    # Unix time in whole seconds at which the current window ends.
+    window_end = models.BigIntegerField(_("window end"))
+    hits = models.PositiveIntegerField(_("hits"))
+
+    class Meta:
+        verbose_name = _("rate-limit counter")
+        verbose_name_plural = _("rate-limit counters")
+        indexes = [models.Index(fields=["window_end"], name="ratecounter_window_end")]
+
+    def __str__(self):
+        return f"{self.key}: {self.hits}"

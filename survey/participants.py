@@ -5,7 +5,8 @@ import re
 
 from django.http import HttpRequest
 
-from survey.models import Participant, Survey, Topic
+from survey import catalog
+from survey.models import Participant, Survey
 from survey.request_logging import set_log_participant
 
 logger = logging.getLogger(__name__)
@@ -20,12 +21,9 @@ def current_participant(request: HttpRequest, survey: Survey) -> Participant | N
     participant_id = request.session.get(SESSION_KEY, {}).get(str(survey.pk))
     if participant_id is None:
         return None
-    participant = (
-        Participant.objects.select_related("survey")
-        .filter(pk=participant_id, survey=survey)
-        .first()
-    )
+    participant = Participant.objects.filter(pk=participant_id, survey=survey).first()
     if participant is not None:
+        participant.survey = survey
         set_log_participant(participant.public_id)
     else:
         logger.info(
@@ -72,9 +70,7 @@ def participant_language(survey: Survey, interface_language: str | None) -> str:
     the survey's languages that has topics, so nobody starts a survey with nothing
     to read.
     """
-    available = set(
-        Topic.objects.servable().filter(survey=survey).values_list("language", flat=True)
-    )
+    available = catalog.for_survey(survey.pk).languages
     preferred = (interface_language or "").split("-")[0]
     if preferred in available:
         return preferred

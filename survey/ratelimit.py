@@ -2,25 +2,32 @@
 
 Many attendees share one public IP address behind a venue NAT, so the tight
 limit is per participant session (answers per minute), and the per-IP limit is
-only a generous ceiling against scripted floods. Counters live in the shared
-cache, so every gunicorn worker and app server sees the same counts. IP
-addresses are hashed before they become cache keys and are never stored.
+only a generous ceiling against scripted floods. Ballot counters live in a
+database table, so every gunicorn worker and app server sees the same counts
+at the cost of one statement per POST. Failed admin logins are counted in the
+cache. IP addresses are hashed before they become keys and are never stored.
 """
 
 import hashlib
+import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import wraps
 
 from django.conf import settings
 from django.core.cache import caches
+from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
+
+from survey.models import RateCounter
 
 logger = logging.getLogger(__name__)
 
 CACHE_ALIAS = "default"
+PURGE_EVERY = 1000
+_calls = itertools.count(1)
 
 
 def _limit(name: str, default: int) -> int:
@@ -46,23 +53,40 @@ def client_ip(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR", "")
 
 
-def hit(key: str, *, limit: int, window_seconds: int) -> bool:
-    """Count one event for ``key`` in the current fixed window; return False past ``limit``."""
-    window = int(time.time() // window_seconds)
-    cache_key = f"ratelimit:{key}:{window}"
-    cache = caches[CACHE_ALIAS]
-    # add() is a no-op when the key exists, so the first event of a window sets
-    # it to 1 and later ones increment it.
-    if cache.add(cache_key, 1, timeout=window_seconds * 2):
-        count = 1
-    else:
-        try:
-            count = cache.incr(cache_key)
-        except ValueError:
-            # The key expired between add() and incr(); start a new count.
-            cache.set(cache_key, 1, timeout=window_seconds * 2)
-            count = 1
-    return count <= limit
+def count_hits(
+    keys: Sequence[str], *, window_seconds: int, now: float | None = None
+) -> dict[str, int]:
+    """Count one event for each key in its current fixed window and return the new counts.
+
+    One statement for all keys: an upsert into ``RateCounter`` that starts a
+    key at 1 in a new window and adds 1 within it, returning the new counts
+    (SQLite 3.35 or newer, PostgreSQL). Every ``PURGE_EVERY`` calls, the process
+    also deletes counters whose window has ended. ``now`` is Unix time in
+    seconds, the current time unless given.
+    """
+    now = int(time.time() if now is None else now)
+    window_end = (now // window_seconds + 1) * window_seconds
+    table, key, end, hits = (
+        connection.ops.quote_name(name)
+        for name in (RateCounter._meta.db_table, "key", "window_end", "hits")
+    )
+    rows = ", ".join(["(%s, %s, 1)"] * len(keys))
+    params = [value for counter_key in keys for value in (counter_key, window_end)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({key}, {end}, {hits}) VALUES {rows} "
+            f"ON CONFLICT ({key}) DO UPDATE SET "
+            f"{hits} = CASE WHEN {table}.{end} = excluded.{end} "
+            f"THEN {table}.{hits} + 1 ELSE 1 END, "
+            f"{end} = excluded.{end} "
+            f"RETURNING {key}, {hits}",
+            params,
+        )
+        counts = dict(cursor.fetchall())
+    if next(_calls) % PURGE_EVERY == 0:
+        deleted, _by_model = RateCounter.objects.filter(window_end__lt=now).delete()
+        logger.info("rate-limit counters purged count=%s", deleted)
+    return counts
 
 
 def hashed_ip(request: HttpRequest) -> str:
@@ -88,13 +112,16 @@ def limit_ballots(view: Callable) -> Callable:
         session_key = request.session.session_key
         per_session = _limit("SURVEY_RATE_BALLOTS_PER_MINUTE", 30)
         per_ip = _limit("SURVEY_RATE_POSTS_PER_IP_PER_MINUTE", 1200)
+        ip_key = f"ip:{hashed_ip(request)}"
         # A first visit has no session yet, so only the per-IP ceiling applies.
-        if session_key and not hit(
-            f"session:{session_key}", limit=per_session, window_seconds=window
-        ):
+        keys = [ip_key]
+        if session_key:
+            keys.append(f"session:{session_key}")
+        counts = count_hits(keys, window_seconds=window)
+        if session_key and counts[f"session:{session_key}"] > per_session:
             logger.warning("rate limit reached scope=session path=%s", request.path)
             return too_many_requests(request, retry_after=window)
-        if not hit(f"ip:{hashed_ip(request)}", limit=per_ip, window_seconds=window):
+        if counts[ip_key] > per_ip:
             logger.warning("rate limit reached scope=ip path=%s", request.path)
             return too_many_requests(request, retry_after=window)
         return view(request, *args, **kwargs)

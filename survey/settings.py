@@ -137,7 +137,9 @@ else:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": VAR_DIR / "db.sqlite3",
             "CONN_MAX_AGE": 600,
-            "CONN_HEALTH_CHECKS": True,
+            # A health check would cost a query per request, and a local file
+            # does not drop connections the way a database server can.
+            "CONN_HEALTH_CHECKS": False,
             # Tests run on a real file too, so that threads share one database;
             # one file per process, so that two test runs never share it.
             "TEST": {"NAME": VAR_DIR / f"test-{os.getpid()}.sqlite3"},
@@ -283,6 +285,10 @@ SURVEY_DEFAULT_SLUG = os.environ.get("SURVEY_DEFAULT_SLUG", "booth")
 # Seconds without a tap, key press, scroll or typing after which a kiosk screen
 # starts over in a fresh session. Without JavaScript it counts from page load.
 SURVEY_KIOSK_IDLE_SECONDS = int(os.environ.get("SURVEY_KIOSK_IDLE_SECONDS", "90"))
+# Seconds each process keeps an open survey and its topics and posts before
+# reading them again (survey.catalog). An edit in the admin reaches the other
+# processes within this time.
+SURVEY_CATALOG_SECONDS = float(os.environ.get("SURVEY_CATALOG_SECONDS", "5"))
 
 # Rate limits, per minute. A person answers a round in 15 s or more, so 30
 # ballots a minute leaves room for double taps and retries. The per-IP ceiling

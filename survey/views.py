@@ -1,7 +1,7 @@
 import logging
 
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from survey import assignment
+from survey import assignment, catalog
 from survey.forms import BallotForm, ConsentForm
 from survey.kiosk import kiosk_screen
 from survey.models import Participant, Response, Survey
@@ -33,7 +33,10 @@ logger = logging.getLogger(__name__)
 
 
 def _open_survey(slug: str) -> Survey:
-    return get_object_or_404(Survey.objects.open(), slug=slug)
+    survey = catalog.open_survey(slug)
+    if survey is None:
+        raise Http404(f"no open survey {slug!r}")
+    return survey
 
 
 def _bad_request(request: HttpRequest, message: str) -> HttpResponse:
@@ -116,11 +119,7 @@ def round_view(request: HttpRequest, slug: str) -> HttpResponse:
         response_id = int(request.POST.get("response", ""))
     except ValueError:
         return _bad_request(request, _("This answer is missing which round it belongs to."))
-    served = (
-        Response.objects.select_related("topic", "post_a", "post_b", "post_c")
-        .filter(pk=response_id, participant=participant)
-        .first()
-    )
+    served = Response.objects.filter(pk=response_id, participant=participant).first()
     if served is None:
         logger.warning(
             "ballot for a response not served to this participant participant=%s response=%s",
@@ -146,7 +145,7 @@ def round_view(request: HttpRequest, slug: str) -> HttpResponse:
         return _render_round(request, participant, served, form)
 
     try:
-        record_answer(
+        result = record_answer(
             participant=participant,
             response_id=served.pk,
             guessed_human_id=form.cleaned_data["guessed_human"],
@@ -164,11 +163,16 @@ def round_view(request: HttpRequest, slug: str) -> HttpResponse:
             error,
         )
         return _bad_request(request, _("This answer contains values that the form does not offer."))
-    return _next_page(request, participant)
+    return _next_page(request, participant, answered=result.response if result.recorded else None)
 
 
-def _next_page(request: HttpRequest, participant: Participant) -> HttpResponse:
-    """Continue after a ballot: the next round in place for htmx, a redirect otherwise."""
+def _next_page(
+    request: HttpRequest, participant: Participant, *, answered: Response | None = None
+) -> HttpResponse:
+    """Continue after a ballot: the next round in place for htmx, a redirect otherwise.
+
+    ``answered`` is the response whose answer this request stored, if it stored one.
+    """
     slug = participant.survey.slug
     if not request.htmx:
         # A 303 makes the browser follow with a GET, so a reload of the next
@@ -176,7 +180,7 @@ def _next_page(request: HttpRequest, participant: Participant) -> HttpResponse:
         response = redirect("survey:round", slug=slug)
         response.status_code = 303
         return response
-    served = assignment.serve_next(participant)
+    served = assignment.serve_next(participant, answered=answered)
     if served is None:
         return HttpResponseClientRedirect(reverse("survey:finish", kwargs={"slug": slug}))
     return _render_round(request, participant, served, BallotForm(served=served))
@@ -185,6 +189,7 @@ def _next_page(request: HttpRequest, participant: Participant) -> HttpResponse:
 def _render_round(
     request: HttpRequest, participant: Participant, served: Response, form: BallotForm
 ) -> HttpResponse:
+    catalog.attach_content(served, survey_id=participant.survey_id)
     total = max(assignment.planned_rounds(participant), served.round_number)
     context = {
         "survey": participant.survey,

@@ -1,6 +1,7 @@
 import pytest
 from django.utils import translation
 
+from survey import catalog
 from tests.factories import make_survey, make_topic
 
 
@@ -20,3 +21,12 @@ def english_by_default():
     Korean active in the thread that ran it."""
     yield
     translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
+def fresh_catalog():
+    """Start each test without cached surveys and topics, because the rows of
+    the next test may reuse the ids of a rolled-back one."""
+    catalog.clear()
+    yield
+    catalog.clear()

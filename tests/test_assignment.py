@@ -4,8 +4,9 @@ from itertools import permutations
 import pytest
 from django.utils import timezone
 
+from survey import assignment
 from survey.assignment import PERMUTATIONS, display_order, planned_rounds, serve_next
-from survey.models import Participant, Topic
+from survey.models import Participant, Response, Topic
 from survey.responses import record_answer
 from tests.factories import make_survey, make_topic
 
@@ -173,3 +174,26 @@ def test_unanswered_round_is_served_again():
 
     assert again.pk == first.pk
     assert participant.responses.count() == 1
+
+
+def test_serve_retries_when_topic_vanishes(db, monkeypatch):
+    survey = make_survey(rounds_per_participant=1)
+    make_topic(survey)
+    make_topic(survey)
+    participant = make_participant(survey)
+    increments = []
+    take_serving_index = assignment._take_serving_index
+
+    def vanish_once(topic_id):
+        # The first chosen topic is deleted between the candidate query and
+        # the increment, as by an organizer in another process.
+        increments.append(topic_id)
+        return None if len(increments) == 1 else take_serving_index(topic_id)
+
+    monkeypatch.setattr(assignment, "_take_serving_index", vanish_once)
+
+    response = serve_next(participant)
+
+    assert response is not None
+    assert len(increments) == 2
+    assert Response.objects.filter(participant=participant).count() == 1

@@ -4,8 +4,9 @@ from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
-from survey.models import Participant, Response
-from survey.ratelimit import client_ip
+from survey import ratelimit
+from survey.models import Participant, RateCounter, Response
+from survey.ratelimit import client_ip, count_hits
 from tests.factories import make_survey, make_topic
 
 
@@ -81,6 +82,24 @@ def test_ip_ceiling_stops_scripted_consents(survey, settings):
     assert statuses == [302] * 5 + [429] * 2
     assert other_ip.status_code == 302
     assert Participant.objects.count() == 6
+
+
+def test_counter_starts_over_in_next_window(db):
+    start = 1_800_000_000
+
+    assert count_hits(["a"], window_seconds=60, now=start) == {"a": 1}
+    assert count_hits(["a", "b"], window_seconds=60, now=start + 59) == {"a": 2, "b": 1}
+    assert count_hits(["a"], window_seconds=60, now=start + 60) == {"a": 1}
+
+
+def test_purge_deletes_counters_of_ended_windows(db, monkeypatch):
+    monkeypatch.setattr(ratelimit, "PURGE_EVERY", 1)
+    start = 1_800_000_000
+    count_hits(["old"], window_seconds=60, now=start)
+
+    count_hits(["new"], window_seconds=60, now=start + 120)
+
+    assert list(RateCounter.objects.values_list("key", flat=True)) == ["new"]
 
 
 def test_forwarded_for_trusted_only_behind_configured_proxies(rf, settings):

@@ -132,6 +132,46 @@ def test_missing_choice_shows_form_again(client, survey):
     assert Response.objects.answered().count() == 0
 
 
+def test_missing_choice_keeps_other_choices_checked(client, survey):
+    consent(client, survey)
+    served, post_ids = current_ballot(client, survey)
+
+    page = client.post(
+        reverse("survey:round", args=[survey.slug]),
+        {
+            "response": served.pk,
+            "preferred": post_ids[1],
+            "confidence": "4",
+            "reasons": ["style", "gut"],
+        },
+    )
+
+    html = page.content.decode()
+    assert f'value="{post_ids[1]}" id="id_preferred_1" checked' in html
+    assert not re.search(r'name="guessed_human"[^>]* checked', html)
+    assert 'value="4" id="id_confidence_3" checked' in html
+    assert 'value="style" id="id_reasons_0" checked' in html
+    assert 'value="gut" id="id_reasons_5" checked' in html
+    assert 'value="tone" id="id_reasons_4">' in html
+
+
+def test_htmx_answer_round_trip_queries(client, survey, django_assert_max_num_queries):
+    consent(client, survey)
+    served, post_ids = current_ballot(client, survey)
+
+    # Rate counter, session, participant, response, the answer; then the
+    # served topics, the candidates, the increment and the new response, with
+    # a savepoint and its release around them.
+    with django_assert_max_num_queries(11):
+        page = client.post(
+            reverse("survey:round", args=[survey.slug]),
+            ballot_data(served, post_ids[0], post_ids[1]),
+            HTTP_HX_REQUEST="true",
+        )
+
+    assert page.context["served"].round_number == 2
+
+
 def test_double_submit_records_one_and_same_next_page(client, survey):
     consent(client, survey)
     served, post_ids = current_ballot(client, survey)
