@@ -78,10 +78,15 @@ def serve_next(participant: Participant, *, answered: Response | None = None) ->
                 return current
         try:
             return _serve_new(participant)
-        except IntegrityError:
-            # Another request of the same participant served this round first;
-            # the loop returns the response it created.
-            logger.info("concurrent serve resolved participant=%s", participant.public_id)
+        except IntegrityError as error:
+            # Most often another request of the same participant served this
+            # round first, and the loop returns the response it created. A post
+            # deleted since this process loaded its catalog fails the same way,
+            # so the retry reads the catalog again.
+            logger.info(
+                "serve conflicted, retrying participant=%s error=%s", participant.public_id, error
+            )
+            catalog.clear()
         except _TopicGone as gone:
             logger.info(
                 "topic left the catalog while serving participant=%s topic=%s",

@@ -2,9 +2,10 @@ from collections import Counter
 from itertools import permutations
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
-from survey import assignment
+from survey import assignment, catalog
 from survey.assignment import PERMUTATIONS, display_order, planned_rounds, serve_next
 from survey.models import Participant, Response, Topic
 from survey.responses import record_answer
@@ -197,3 +198,20 @@ def test_serve_retries_when_topic_vanishes(db, monkeypatch):
     assert response is not None
     assert len(increments) == 2
     assert Response.objects.filter(participant=participant).count() == 1
+
+
+def test_serve_reloads_catalog_after_post_deleted(transactional_db, settings):
+    settings.SURVEY_CATALOG_SECONDS = 60
+    survey = make_survey(rounds_per_participant=1)
+    topic = make_topic(survey, models=("model-x", "model-y", "model-z"))
+    catalog.for_survey(survey.pk)
+    deleted = topic.posts.get(model="model-x")
+    # Raw SQL sends no signal, as when another process deletes the post.
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM survey_post WHERE id = %s", [deleted.pk])
+
+    response = serve_next(make_participant(survey))
+
+    assert response is not None
+    assert deleted.pk not in response.displayed_post_ids
+    assert Topic.objects.get(pk=topic.pk).served_count == 1
