@@ -24,8 +24,11 @@ graceful_timeout = 20
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "75"))
 
 # Restart workers now and then so that a slow leak cannot grow for a whole event.
-max_requests = 5000
-max_requests_jitter = 500
+# Workers start together and take turns at requests, so a narrow jitter would
+# restart all of them within seconds, and each restart spends seconds of CPU on
+# imports and the results cache warm-up. A wide jitter spreads the restarts.
+max_requests = 20000
+max_requests_jitter = 10000
 
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
