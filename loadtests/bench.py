@@ -202,6 +202,10 @@ def main() -> int:
         print(f"bench: {error}", file=sys.stderr)
         return 2
     finally:
+        # A second Ctrl-C or SIGTERM must not cut the clean-up short and leave
+        # gunicorn, the mirror or the emulator running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if services is not None:
             services.stop_all()
         _close_django_connections()
