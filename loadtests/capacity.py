@@ -84,7 +84,7 @@ class AnswerRoundTripUser(FastHttpUser):
     slug = "booth"
     # Participants each user prepares before the measurement; each one gives
     # as many answers as the survey has rounds (5 for the sample survey).
-    participants_per_user = 15
+    participants_per_user = 40
     # Users that must finish preparing before any answer is sent; 0 sends at once.
     expected_users = 0
     prepared_users = 0
