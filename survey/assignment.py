@@ -1,15 +1,23 @@
 """Choosing the next comparison for a participant.
 
-Topics are served least-served first, with random tie-breaks, so that every
-topic collects about as many answers. Display orders are counterbalanced by
-construction: the k-th serving of a topic uses a model pair and a permutation
-picked from k, so that over every six servings of a pair each of its three
-posts sits in each position exactly twice, and after any number of servings
-each post is within one of an equal share of every position.
+Topics are served least-served first, so that every topic collects about as
+many answers. Display orders are counterbalanced by construction: the k-th
+serving of a topic uses a model pair and a permutation picked from k, so that
+over every six servings of a pair each of its three posts sits in each
+position exactly twice, and after any number of servings each post is within
+one of an equal share of every position.
+
+Least-served-first keeps the topics' serving counts in step, so without care
+every round of one participant would get the same permutation and show the
+human post in the same position. Each topic therefore starts its cycle at a
+different row (from its id), and among the least-served topics a participant
+gets one that puts the human post where they have seen it least, with random
+tie-breaks.
 """
 
 import logging
 import random
+from collections import Counter
 from itertools import combinations
 
 from django.db import IntegrityError, connection, transaction
@@ -22,7 +30,8 @@ logger = logging.getLogger(__name__)
 
 # All six orders of (human, first model, second model). The first three and the
 # last three are each a Latin square, so any prefix of this cycle keeps every
-# post within one of an equal count in every position.
+# post within one of an equal count in every position. That holds for any
+# order of the rows inside each square, which display_order() uses to rotate.
 PERMUTATIONS = (
     (0, 1, 2),
     (1, 2, 0),
@@ -35,12 +44,14 @@ PERMUTATIONS = (
 _rng = random.SystemRandom()
 
 
-def display_order(posts: list[Post], serving_index: int) -> list[Post]:
+def display_order(posts: list[Post], serving_index: int, *, rotation: int = 0) -> list[Post]:
     """Return the three posts to show for the ``serving_index``-th serving of a topic.
 
     ``posts`` holds the topic's human post and two or more model posts. The model
     pair cycles fastest, then the permutation, so that each pair sees all six
-    orders in turn.
+    orders in turn. ``rotation`` (0, 1 or 2, fixed per topic) shifts the rows
+    inside each Latin square, which changes where the human post appears at a
+    given serving index and keeps every balance above.
     """
     human = [post for post in posts if post.author == HUMAN]
     models = sorted(
@@ -52,7 +63,9 @@ def display_order(posts: list[Post], serving_index: int) -> list[Post]:
         )
     pairs = list(combinations(models, 2))
     pair = pairs[serving_index % len(pairs)]
-    permutation = PERMUTATIONS[(serving_index // len(pairs)) % len(PERMUTATIONS)]
+    step = serving_index // len(pairs)
+    square = (step // 3) % 2
+    permutation = PERMUTATIONS[square * 3 + (step + rotation) % 3]
     canonical = [human[0], *pair]
     return [canonical[index] for index in permutation]
 
@@ -105,7 +118,12 @@ class _TopicGone(Exception):
 
 def _serve_new(participant: Participant) -> Response | None:
     with transaction.atomic():
-        served_topic_ids = set(participant.responses.order_by().values_list("topic_id", flat=True))
+        served = list(
+            participant.responses.order_by().values_list(
+                "topic_id", "post_a_id", "post_b_id", "post_c_id"
+            )
+        )
+        served_topic_ids = {topic_id for topic_id, *_shown in served}
         rounds = participant.survey.rounds_per_participant
         if len(served_topic_ids) >= rounds:
             _mark_finished(participant)
@@ -123,14 +141,15 @@ def _serve_new(participant: Participant) -> Response | None:
         if not candidates:
             _mark_finished(participant)
             return None
-        fewest = min(count for _pk, count in candidates)
-        topic_id = _rng.choice([pk for pk, count in candidates if count == fewest])
+        topic_id = _choose_topic(candidates, content, _human_positions(served, content))
 
         serving_index = _take_serving_index(topic_id)
         topic = content.topics.get(topic_id)
         if serving_index is None or topic is None:
             raise _TopicGone(topic_id)
-        posts = display_order(list(topic.posts.all()), serving_index)
+        posts = display_order(
+            list(topic.posts.all()), serving_index, rotation=topic_rotation(topic_id)
+        )
         response = Response.objects.create(
             participant=participant,
             topic=topic,
@@ -140,6 +159,45 @@ def _serve_new(participant: Participant) -> Response | None:
             post_c=posts[2],
         )
     return response
+
+
+def topic_rotation(topic_id: int) -> int:
+    """Return the topic's fixed ``rotation`` for display_order(): 0, 1 or 2, from its id."""
+    return topic_id % 3
+
+
+def _human_positions(served: list[tuple[int, int, int, int]], content: catalog.Catalog) -> Counter:
+    """Count the positions (0 for A to 2 for C) of the human post in served rounds.
+
+    ``served`` contains (topic id, post A id, post B id, post C id) per round. A
+    round whose topic has left the catalog is not counted.
+    """
+    positions = Counter()
+    for topic_id, *shown in served:
+        topic = content.topics.get(topic_id)
+        if topic is None:
+            continue
+        human_ids = {post.pk for post in topic.posts.all() if post.author == HUMAN}
+        positions.update(index for index, post_id in enumerate(shown) if post_id in human_ids)
+    return positions
+
+
+def _choose_topic(
+    candidates: list[tuple[int, int]], content: catalog.Catalog, seen: Counter
+) -> int:
+    """Pick a least-served topic whose next order puts the human post where the
+    participant has seen it least (``seen`` counts positions), at random among ties."""
+    fewest = min(count for _pk, count in candidates)
+    scored = []
+    for topic_id, count in candidates:
+        if count != fewest:
+            continue
+        topic = content.topics[topic_id]
+        order = display_order(list(topic.posts.all()), count, rotation=topic_rotation(topic_id))
+        position = next(index for index, post in enumerate(order) if post.author == HUMAN)
+        scored.append((seen[position], topic_id))
+    least = min(score for score, _topic_id in scored)
+    return _rng.choice([topic_id for score, topic_id in scored if score == least])
 
 
 def _take_serving_index(topic_id: int) -> int | None:

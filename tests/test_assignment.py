@@ -39,13 +39,14 @@ def test_permutation_cycle_covers_all_orders():
     assert sorted(PERMUTATIONS) == sorted(permutations(range(3)))
 
 
+@pytest.mark.parametrize("rotation", [0, 1, 2])
 @pytest.mark.parametrize("servings", range(1, 25))
-def test_display_order_prefix_balanced(servings, survey):
+def test_display_order_prefix_balanced(servings, rotation, survey):
     topic = make_topic(survey)
     posts = list(topic.posts.all())
     counts = Counter()
     for index in range(servings):
-        for position, post in enumerate(display_order(posts, index)):
+        for position, post in enumerate(display_order(posts, index, rotation=rotation)):
             counts[(post.pk, position)] += 1
 
     expected = servings / 3
@@ -215,3 +216,25 @@ def test_serve_reloads_catalog_after_post_deleted(transactional_db, settings):
     assert response is not None
     assert deleted.pk not in response.displayed_post_ids
     assert Topic.objects.get(pk=topic.pk).served_count == 1
+
+
+def human_position(response):
+    authors = [post.author for post in response.displayed_posts]
+    return authors.index("human")
+
+
+@pytest.mark.django_db
+def test_human_position_varies_within_participant():
+    survey = make_survey(rounds_per_participant=5)
+    for _ in range(6):
+        make_topic(survey)
+
+    # Serving one participant after another keeps the topics' serving counts
+    # in step, so every candidate topic is at the same serving index.
+    for _ in range(30):
+        positions = Counter(
+            human_position(response) for response in take_survey(make_participant(survey))
+        )
+
+        assert len(positions) >= 2, positions
+        assert max(positions.values()) <= 3, positions
