@@ -124,6 +124,9 @@ def log_in(page) -> None:
     page.fill("#id_password", PASSWORD)
     page.click("input[type=submit]")
     expect(page).to_have_url(re.compile(r"/results/$"))
+    # The URL changes before the deferred results.js runs; a test that changes
+    # the survey picker earlier finds no listener to submit the form.
+    page.wait_for_load_state("load")
 
 
 def test_results_page_at_full_hd(open_page, booth_survey):
