@@ -3,7 +3,7 @@
 Many attendees share one public IP address behind a venue NAT, so the tight
 limit is per participant session (answers per minute), and the per-IP limit is
 only a generous ceiling against scripted floods. Ballot counters live in a
-database table, so every gunicorn worker and app server sees the same counts
+database table, so every gunicorn worker and app server reads the same counts
 at the cost of one statement per POST. Failed admin logins are counted in the
 cache. IP addresses are hashed before they become keys and are never stored.
 """
@@ -114,11 +114,10 @@ def limit_ballots(view: Callable) -> Callable:
         per_ip = _limit("SURVEY_RATE_POSTS_PER_IP_PER_MINUTE", 1200)
         ip_key = f"ip:{hashed_ip(request)}"
         # A first visit has no session yet, so only the per-IP ceiling applies.
-        keys = [ip_key]
-        if session_key:
-            keys.append(f"session:{session_key}")
+        session_counter_key = f"session:{session_key}" if session_key else None
+        keys = [ip_key, session_counter_key] if session_counter_key else [ip_key]
         counts = count_hits(keys, window_seconds=window)
-        if session_key and counts[f"session:{session_key}"] > per_session:
+        if session_counter_key and counts[session_counter_key] > per_session:
             logger.warning("rate limit reached scope=session path=%s", request.path)
             return too_many_requests(request, retry_after=window)
         if counts[ip_key] > per_ip:
